@@ -23,8 +23,9 @@ ENCODING_LENGTH = 6
 #: Number of values a position of the encoding can take (micro: ops; macro: empty + 4 modules).
 NUM_VALUES = {"micro": 4, "macro": 5}
 
-_MICRO_RE = re.compile(r"^64-41414-([0-3])_([0-3]{2})_([0-3]{3})$")
-_MACRO_RE = re.compile(r"^64-([1-4]{4,6})-basic$")
+# fullmatch, not match: "$" would also accept a trailing newline.
+_MICRO_RE = re.compile(r"64-41414-([0-3])_([0-3]{2})_([0-3]{3})")
+_MACRO_RE = re.compile(r"64-([1-4]{4,6})-basic")
 
 
 def macro_code_is_valid(code: tuple[int, ...]) -> bool:
@@ -42,12 +43,12 @@ def macro_code_is_valid(code: tuple[int, ...]) -> bool:
 def encode(space: str, name: str) -> tuple[int, ...] | None:
     """The encoding of ``name`` in ``space``, or None if it is not an architecture of the space."""
     if space == "micro":
-        m = _MICRO_RE.match(name)
+        m = _MICRO_RE.fullmatch(name)
         if not m:
             return None
         return tuple(int(c) for c in "".join(m.groups()))
     if space == "macro":
-        m = _MACRO_RE.match(name)
+        m = _MACRO_RE.fullmatch(name)
         if not m:
             return None
         digits = [int(c) for c in m.group(1)]

@@ -1,0 +1,57 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.agent.epsilon import apex_epsilons, epsilon_greedy
+from jaxnas.agent.network import greedy_action
+from jaxnas.errors import ConfigError
+
+A = 24
+VALID = np.array([0, 3, 4, 7, 11, 12, 18, 23])
+MASK = np.zeros(A, bool)
+MASK[VALID] = True
+
+eps_greedy = jax.jit(epsilon_greedy)
+
+
+def test_apex_schedule_values():
+    eps = np.asarray(apex_epsilons(32))
+    assert eps.dtype == np.float32 and eps.shape == (32,)
+    np.testing.assert_allclose(eps[0], 0.4, rtol=1e-7)
+    np.testing.assert_allclose(eps[31], 0.4**8, rtol=1e-6)
+    np.testing.assert_allclose(eps[10], 0.4 ** (1 + 7 * 10 / 31), rtol=1e-6)
+    assert (np.diff(eps) < 0).all()
+    np.testing.assert_array_equal(apex_epsilons(1), np.float32([0.4]))
+    with pytest.raises(ConfigError):
+        apex_epsilons(0)
+
+
+def _batch(n, favourite):
+    q = jnp.zeros((n, A)).at[:, favourite].set(5.0)
+    return q, jnp.broadcast_to(jnp.asarray(MASK), (n, A))
+
+
+def test_eps_one_is_uniform_over_valid_actions():
+    n = 16000
+    q, mask = _batch(n, favourite=VALID[2])
+    actions = np.asarray(eps_greedy(jax.random.PRNGKey(0), q, mask, jnp.ones(n)))
+    counts = np.bincount(actions, minlength=A)
+    assert counts[~MASK].sum() == 0
+    expected = n / len(VALID)
+    chi2 = ((counts[VALID] - expected) ** 2 / expected).sum()
+    assert chi2 < 24.3  # chi-square, 7 dof, p = 0.001
+
+
+def test_eps_zero_is_greedy_and_mixed_rate_matches():
+    n = 4000
+    key = jax.random.PRNGKey(1)
+    q = jax.random.normal(key, (n, A))
+    mask = jax.random.bernoulli(jax.random.PRNGKey(2), 0.5, (n, A)).at[:, 5].set(True)
+    greedy = np.asarray(greedy_action(q, mask))
+    np.testing.assert_array_equal(eps_greedy(key, q, mask, jnp.zeros(n)), greedy)
+    actions = np.asarray(eps_greedy(key, q, mask, jnp.full(n, 0.5)))
+    assert np.asarray(mask)[np.arange(n), actions].all()
+    # A random action coincides with the greedy one with probability 1 / #valid.
+    expected = np.mean(0.5 * (1 - 1 / np.asarray(mask).sum(1)))
+    assert abs(np.mean(actions != greedy) - expected) < 0.03
