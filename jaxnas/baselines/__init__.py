@@ -10,6 +10,7 @@ many seeds in one compiled call.
 from __future__ import annotations
 
 import inspect
+import numbers
 from functools import lru_cache
 from typing import Callable, Union
 
@@ -113,11 +114,13 @@ def run_many(
     name, fn = _resolve(algo)
     neighbours = jnp.asarray(neighbours, jnp.int32)
     values = jnp.asarray(values, jnp.float32)
-    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, numbers.Integral) or num_seeds < 1:
         raise BaselineConfigError(f"num_seeds must be an int >= 1, got {num_seeds!r}")
     num_archs, num_actions = check_inputs(neighbours, values, num_queries)
     resolved_hyperparameters(name, num_archs, num_actions, num_queries, **hyperparameters)
-    compiled = _compiled(fn, int(num_queries), int(num_seeds), tuple(sorted(hyperparameters.items())))
+    compiled = _compiled(
+        fn, int(num_queries), int(num_seeds), tuple(sorted(hyperparameters.items()))
+    )
     return compiled(key, neighbours, values)
 
 

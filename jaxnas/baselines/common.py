@@ -8,6 +8,7 @@ writes the per-query arrays, so every algorithm reports the same thing.
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import chex
@@ -58,10 +59,11 @@ def check_inputs(neighbours, values, num_queries: int) -> tuple[int, int]:
     chex.assert_type(values, jnp.float32)
     num_archs, num_actions = int(neighbours.shape[0]), int(neighbours.shape[1])
     chex.assert_shape(values, (num_archs,))
-    if not isinstance(num_queries, (int,)) or isinstance(num_queries, bool):
+    if isinstance(num_queries, bool) or not isinstance(num_queries, numbers.Integral):
         raise BaselineConfigError(
-            f"num_queries must be a Python int (a static size), got {num_queries!r}"
+            f"num_queries must be an integer (a static size), got {num_queries!r}"
         )
+    num_queries = int(num_queries)
     if num_queries < 1:
         raise BaselineConfigError(f"num_queries must be at least 1, got {num_queries}")
     if num_queries > num_archs:
@@ -102,13 +104,14 @@ def record(log: QueryLog, values, arch, parent, want=True) -> QueryLog:
     ``arch`` must be a valid index even when ``want`` is False (callers clamp -1 to 0).
     """
     num_queries = log.queried.shape[0]
+    arch = jnp.asarray(arch, jnp.int32)
     new = jnp.asarray(want) & ~log.visited[arch] & (log.count < num_queries)
     # An out-of-range index with mode="drop" makes the scatter a no-op without a branch.
     slot = jnp.where(new, log.count, num_queries)
     best = jnp.where(new, jnp.maximum(log.best, values[arch]), log.best)
     return QueryLog(
         visited=log.visited.at[arch].set(log.visited[arch] | new),
-        queried=log.queried.at[slot].set(arch.astype(jnp.int32), mode="drop"),
+        queried=log.queried.at[slot].set(arch, mode="drop"),
         parents=log.parents.at[slot].set(jnp.asarray(parent, jnp.int32), mode="drop"),
         best_so_far=log.best_so_far.at[slot].set(best, mode="drop"),
         count=log.count + new.astype(jnp.int32),

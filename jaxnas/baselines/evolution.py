@@ -112,7 +112,9 @@ def run_evolution(
         parent = s.population[members[jnp.argmax(s.fitness[members])]]
         valid = neighbours[parent] >= 0
         action = jax.random.categorical(k_mutate, jnp.where(valid, 0.0, -jnp.inf))
-        child = neighbours[parent, action]
+        # The table promises a valid action everywhere; should one be missing, the child is
+        # the parent itself (a free revisit) rather than the garbage index -1.
+        child = jnp.where(valid.any(), neighbours[parent, action], parent)
         log = record(s.log, values, child, parent)
         oldest = jnp.argmin(s.birth)
         return _State(

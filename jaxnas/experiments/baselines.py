@@ -9,6 +9,7 @@ Used by ``experiments/baselines.py``; everything here is reusable from notebooks
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from pathlib import Path
 from typing import Optional, Sequence
@@ -88,11 +89,10 @@ def baseline_study(
     hyperparameters = dict(hyperparameters or {})
     values = jnp.asarray(values, jnp.float32)
     neighbours = jnp.asarray(neighbours, jnp.int32)
-    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, numbers.Integral) or num_seeds < 1:
         raise BaselineConfigError(f"the number of seeds must be at least 1, got {num_seeds!r}")
-    if isinstance(num_queries, bool) or not isinstance(num_queries, int):
-        raise BaselineConfigError(f"the number of queries must be an int, got {num_queries!r}")
     num_archs, num_actions = check_inputs(neighbours, values, num_queries)
+    num_queries, num_seeds = int(num_queries), int(num_seeds)
     host_values = np.asarray(values, np.float64)
     if not np.all(np.isfinite(host_values)):
         raise ConfigError(f"the {task or 'task'} column has NaN or infinite values")

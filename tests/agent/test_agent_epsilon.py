@@ -28,14 +28,15 @@ def test_apex_schedule_values():
 
 
 def _batch(n, favourite):
-    q = jnp.zeros((n, A)).at[:, favourite].set(5.0)
-    return q, jnp.broadcast_to(jnp.asarray(MASK), (n, A))
+    q = np.zeros((n, A), np.float32)
+    q[:, favourite] = 5.0
+    return q, np.broadcast_to(MASK, (n, A))
 
 
 def test_eps_one_is_uniform_over_valid_actions():
     n = 16000
     q, mask = _batch(n, favourite=VALID[2])
-    actions = np.asarray(eps_greedy(jax.random.PRNGKey(0), q, mask, jnp.ones(n)))
+    actions = np.asarray(eps_greedy(jax.random.PRNGKey(0), q, mask, np.ones(n, np.float32)))
     counts = np.bincount(actions, minlength=A)
     assert counts[~MASK].sum() == 0
     expected = n / len(VALID)
@@ -46,12 +47,15 @@ def test_eps_one_is_uniform_over_valid_actions():
 def test_eps_zero_is_greedy_and_mixed_rate_matches():
     n = 4000
     key = jax.random.PRNGKey(1)
-    q = jax.random.normal(key, (n, A))
-    mask = jax.random.bernoulli(jax.random.PRNGKey(2), 0.5, (n, A)).at[:, 5].set(True)
-    greedy = np.asarray(greedy_action(q, mask))
-    np.testing.assert_array_equal(eps_greedy(key, q, mask, jnp.zeros(n)), greedy)
-    actions = np.asarray(eps_greedy(key, q, mask, jnp.full(n, 0.5)))
-    assert np.asarray(mask)[np.arange(n), actions].all()
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(n, A)).astype(np.float32)
+    mask = rng.random((n, A)) < 0.5
+    mask[:, 5] = True
+    greedy = np.asarray(jax.jit(greedy_action)(q, mask))
+    np.testing.assert_array_equal(greedy, np.where(mask, q, -np.inf).argmax(1))
+    np.testing.assert_array_equal(eps_greedy(key, q, mask, np.zeros(n, np.float32)), greedy)
+    actions = np.asarray(eps_greedy(key, q, mask, np.full(n, 0.5, np.float32)))
+    assert mask[np.arange(n), actions].all()
     # A random action coincides with the greedy one with probability 1 / #valid.
-    expected = np.mean(0.5 * (1 - 1 / np.asarray(mask).sum(1)))
+    expected = np.mean(0.5 * (1 - 1 / mask.sum(1)))
     assert abs(np.mean(actions != greedy) - expected) < 0.03

@@ -55,7 +55,10 @@ def test_queries_are_distinct_and_best_is_running_max(full_run, cube6):
 def test_budget_of_all_architectures_queries_each_exactly_once(full_run):
     algo, res = full_run
     if algo == "evolution":
-        pytest.skip("evolution may stop at its cycle cap before covering the whole space")
+        # Late on, most children are already queried (free), so a run may reach its cycle cap
+        # just short of the whole space; it still covers nearly all of it.
+        assert res.num_queried.mean() > 0.9 * NUM_ARCHS
+        return
     assert (res.num_queried == NUM_ARCHS).all()
     for s in range(SEEDS):
         assert sorted(res.queried[s].tolist()) == list(range(NUM_ARCHS))
@@ -113,18 +116,26 @@ def test_runs_stopped_by_the_iteration_cap_are_padded(full_run):
 
 def test_query_log_records_new_architectures_only_and_pads():
     values = jnp.asarray([0.5, 2.0, 1.0, 3.0], jnp.float32)
-    log = common.empty_log(4, 3)
-    for arch, parent, want in [(1, -1, True), (1, 2, True), (0, 1, False), (2, 1, True)]:
-        log = common.record(log, values, jnp.int32(arch), parent, want)
-    res = common.finish(log, num_steps=4)
+
+    @jax.jit
+    def play(events):
+        # events: [E, 3] rows of (arch, parent, want); one compiled function, not many eager ops
+        def step(log, e):
+            return common.record(log, values, e[0], e[1], e[2] > 0), None
+
+        log, _ = jax.lax.scan(step, common.empty_log(4, 3), events)
+        return log, common.finish(log, num_steps=events.shape[0])
+
+    events = [(1, -1, 1), (1, 2, 1), (0, 1, 0), (2, 1, 1)]  # repeat and unwanted: not recorded
+    log, res = play(jnp.asarray(events, jnp.int32))
     assert int(res.num_queried) == 2
     np.testing.assert_array_equal(res.queried, [1, 2, -1])
     np.testing.assert_array_equal(res.parents, [-1, 1, -1])
     np.testing.assert_array_equal(res.best_so_far, [2.0, 2.0, 2.0])
-    for arch in (3, 0):  # the budget of 3 is full after the first of these
-        log = common.record(log, values, jnp.int32(arch), 2)
-    res = common.finish(log, num_steps=6)
+    events += [(3, 2, 1), (0, 2, 1)]  # the budget of 3 is full after the first of these
+    log, res = play(jnp.asarray(events, jnp.int32))
     np.testing.assert_array_equal(res.queried, [1, 2, 3])
+    np.testing.assert_array_equal(res.parents, [-1, 1, 2])
     np.testing.assert_array_equal(res.best_so_far, [2.0, 2.0, 3.0])
     assert not bool(log.visited[0])
 

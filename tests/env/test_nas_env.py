@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas.data import table_from_numpy
+from jaxnas.data import load_table
 from jaxnas.env import (
     NUM_FEATURES,
     EnvState,
@@ -89,9 +89,20 @@ def synthetic_test(valid: np.ndarray, seed: int) -> np.ndarray:
     return (valid * 0.5 + rng.normal(size=valid.shape)).astype(np.float32)
 
 
-def with_test(table, seed=0):
+def with_test_columns(table, folder: Path, seed: int):
+    """The table re-read from a CSV that also has ``test:<task>`` columns (synthetic values)."""
     valid = np.asarray(table.valid)
-    return table_from_numpy(table.space, table.tasks, valid, synthetic_test(valid, seed))
+    test = synthetic_test(valid, seed)
+    header = ["arch", *table.tasks, *("test:" + t for t in table.tasks)]
+    lines = [",".join(header)]
+    for i, name in enumerate(table.names):
+        cells = [repr(float(x)) for x in (*valid[:, i], *test[:, i])]
+        lines.append(",".join([name, *cells]))
+    path = folder / f"{table.space}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    loaded = load_table(table.space, data=path, use_cache=False)
+    np.testing.assert_array_equal(np.asarray(loaded.test), test)
+    return loaded
 
 
 def reference_for(env, table, task: str):
@@ -181,8 +192,9 @@ def spaces(tables):
 
 
 @pytest.fixture(scope="module")
-def test_tables(tables):
-    return {name: with_test(tables[name], seed=i) for i, name in enumerate(("micro", "macro"))}
+def test_tables(tables, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("with_test")
+    return {name: with_test_columns(tables[name], folder, i) for i, name in enumerate(("micro", "macro"))}
 
 
 @pytest.fixture(scope="module")
@@ -491,3 +503,19 @@ def test_autoreset_starts_a_fresh_episode(batch_setup):
         else:
             assert int(ts.step_type) == StepType.MID and int(state.t) == (n + 1) % env.horizon
     assert len(set(episode_starts)) == len(episode_starts)  # each episode draws a new start
+
+
+def test_random_valid_action_is_uniform_over_the_mask(batch_setup):
+    space, env, table, task = batch_setup
+    state, _ = RESET(env, jax.random.PRNGKey(2))
+    obs = env.observe(state)
+    draws = np.asarray(
+        jax.jit(jax.vmap(random_valid_action, in_axes=(0, None)))(
+            jax.random.split(jax.random.PRNGKey(0), 2000), obs
+        )
+    )
+    mask = np.asarray(obs.action_mask)
+    assert mask[draws].all()
+    counts = np.bincount(draws, minlength=env.num_actions)[mask]
+    assert (counts > 0).all()  # every valid action can be drawn
+    assert counts.max() < 3 * counts.min()  # and roughly uniformly
