@@ -32,14 +32,14 @@ from jaxnas.trainer.phase import run_phase
 
 VARIANTS = {
     "default": {},
-    "reward=value": {"reward_mode": "value"},
+    "reward=improvement": {"reward_mode": "improvement"},
     "reward=delta": {"reward_mode": "delta"},
     "normalisation=rank": {"normalisation": "rank"},
     "horizon=10": {"horizon": 10},
     "horizon=50": {"horizon": 50},
     "network=small": {"d_model": 32, "num_layers": 1, "num_heads": 2, "mlp_dim": 64},
-    "replay_ratio=0.5": {"act_steps": 8},
-    "replay_ratio=2": {"updates_per_iteration": 2},
+    "replay_ratio=1": {"act_steps": 4},
+    "replay_ratio=8": {"updates_per_iteration": 2},
 }
 
 

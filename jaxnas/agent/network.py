@@ -72,9 +72,13 @@ class QNetwork(nn.Module):
         chex.assert_shape(obs.tokens, (batch, cfg.length))
         chex.assert_shape(obs.action_mask, (batch, cfg.num_actions))
         chex.assert_shape(obs.features, (batch, NUM_FEATURES))
+        chex.assert_shape(obs.visited, (batch, cfg.num_actions))
         chex.assert_type([obs.tokens, obs.action_mask, obs.features], [int, bool, float])
 
         tokens = nn.Embed(cfg.num_values, cfg.d_model, name="token_embed")(obs.tokens)
+        # Which of position p's V possible changes lead back to an already visited architecture.
+        visited = obs.visited.reshape(batch, cfg.length, cfg.num_values).astype(jnp.float32)
+        tokens = tokens + nn.Dense(cfg.d_model, name="visited_proj")(visited)
         pos = self.param("pos_embed", nn.initializers.normal(0.02), (cfg.length, cfg.d_model))
         context_type = self.param("context_type", nn.initializers.normal(0.02), (cfg.d_model,))
         context = nn.Dense(cfg.d_model, name="feature_proj")(obs.features) + context_type

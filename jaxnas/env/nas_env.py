@@ -68,10 +68,13 @@ class NASEnv:
                 state.t.astype(jnp.float32) / self.horizon,
             ]
         )
+        neighbours = self.space.neighbours[state.arch]  # [A]
+        visited = (neighbours[:, None] == state.history[None, :]).any(axis=1) & (neighbours >= 0)
         return Observation(
             tokens=self.space.encodings[state.arch],
-            action_mask=self.space.action_mask(state.arch),
+            action_mask=neighbours >= 0,
             features=features,
+            visited=visited,
         )
 
     def _info(self, state: EnvState) -> StepInfo:

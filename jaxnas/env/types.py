@@ -26,11 +26,15 @@ class Observation(NamedTuple):
     action_mask: bool [A]; True where the action leads to a different architecture in the space.
     features: float32 [NUM_FEATURES]; normalised metric of the current architecture, best
         normalised metric in this episode so far, fraction of the horizon used.
+    visited: bool [A]; True where the action leads to an architecture already visited in this
+        episode. Without it a deterministic policy cannot tell a new neighbour from the one it
+        just left, and greedy search falls into two-step cycles.
     """
 
     tokens: chex.Array
     action_mask: chex.Array
     features: chex.Array
+    visited: chex.Array
 
 
 NUM_FEATURES = 3
@@ -76,4 +80,5 @@ def zeros_observation(length: int, num_actions: int) -> Observation:
         tokens=jnp.zeros((length,), jnp.int32),
         action_mask=jnp.zeros((num_actions,), bool),
         features=jnp.zeros((NUM_FEATURES,), jnp.float32),
+        visited=jnp.zeros((num_actions,), bool),
     )

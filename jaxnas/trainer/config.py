@@ -23,11 +23,11 @@ class TrainConfig:
 
     # Environment
     horizon: int = 20
-    reward_mode: str = "improvement"
+    reward_mode: str = "value"
     normalisation: str = "minmax"
     # Actors
     num_envs: int = 32
-    act_steps: int = 4
+    act_steps: int = 1
     n_step: int = 3
     epsilon_base: float = 0.4
     epsilon_alpha: float = 7.0

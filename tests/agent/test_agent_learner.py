@@ -35,6 +35,7 @@ def obs_of(states, masks):
         tokens=jnp.asarray(states, jnp.int32)[:, None],
         action_mask=jnp.asarray(masks, bool),
         features=jnp.zeros((n, 3), jnp.float32),
+        visited=jnp.zeros_like(jnp.asarray(masks, bool)),
     )
 
 

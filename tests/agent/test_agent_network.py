@@ -19,6 +19,7 @@ def random_obs(seed, batch, num_values, length=L):
         tokens=rng.integers(0, num_values, (batch, length), dtype=np.int32),
         action_mask=mask,
         features=rng.normal(size=(batch, 3)).astype(np.float32),
+        visited=(rng.random((batch, length * num_values)) < 0.3) & mask,
     )
 
 

@@ -110,6 +110,10 @@ class ReferenceEnv:
                 max(self.score[a] for a in self.visited),
                 self.t / self.horizon,
             ],
+            "visited": [
+                self.space.move(self.arch, a) in self.visited
+                for a in range(self.space.num_actions)
+            ],
         }
 
     def _timestep(self, step_type: int, reward: float) -> dict:

@@ -127,6 +127,7 @@ def assert_matches(ts, expected, where=""):
     obs, eobs = ts.observation, expected["observation"]
     assert obs.tokens.tolist() == eobs["tokens"], where
     assert obs.action_mask.tolist() == eobs["action_mask"], where
+    assert obs.visited.tolist() == eobs["visited"], where
     assert obs.features.shape == (NUM_FEATURES,) and obs.features.dtype == np.float32
     np.testing.assert_allclose(obs.features, eobs["features"], rtol=1e-6, atol=1e-6, err_msg=where)
     info, einfo = ts.info, expected["info"]

@@ -18,6 +18,7 @@ def _obs(ids):
         tokens=jnp.asarray(tokens),
         action_mask=jnp.ones(ids.shape + (24,), bool),
         features=jnp.zeros(ids.shape + (3,), jnp.float32),
+        visited=jnp.zeros(ids.shape + (24,), bool),
     )
 
 
