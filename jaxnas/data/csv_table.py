@@ -44,7 +44,7 @@ def read_csv(path, *, tasks: Optional[Sequence[str]] = None) -> BenchmarkTable:
     """
     path = Path(path)
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # tolerate a BOM (Excel)
             rows = list(csv.reader(f))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -90,6 +90,10 @@ def resolve_data_file(space: str, data=None) -> Path:
                 )
             return found
         raise DataError(f"{path}: no such file or folder. " + _HOW_TO_GET)
+    env = os.environ.get("JAXNAS_DATA")
+    if env and not Path(env).expanduser().exists():
+        # A typo in the variable must not silently load other data from the fallbacks.
+        raise DataError(f"JAXNAS_DATA={env}: no such file or folder. " + _HOW_TO_GET)
     looked = default_search_path()
     for folder in looked:
         if folder.is_file():

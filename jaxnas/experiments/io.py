@@ -30,6 +30,10 @@ def write_atomic(path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp creates the file 0600; results are meant to be shared like any other file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

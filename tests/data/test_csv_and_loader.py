@@ -563,3 +563,18 @@ def test_shared_tables_are_cached_in_the_session_dir(shared_data_dir, tables):
     again = load_table("micro", data=shared_data_dir)
     np.testing.assert_array_equal(np.asarray(again.valid), np.asarray(tables["micro"].valid))
     assert not math.isnan(float(again.valid[0, 0]))
+
+
+def test_environment_variable_pointing_nowhere_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXNAS_DATA", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match="JAXNAS_DATA=.*typo.*no such file"):
+        resolve_data_file("micro")
+
+
+def test_csv_with_byte_order_mark_loads(tmp_path, micro_table):
+    text = (Path(micro_table.source)).read_text()
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    table = load_table("micro", data=path, use_cache=False)
+    assert table.tasks == micro_table.tasks
+    np.testing.assert_array_equal(np.asarray(table.valid), np.asarray(micro_table.valid))
