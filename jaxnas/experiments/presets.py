@@ -28,10 +28,10 @@ PRESETS = {
     ),
     # Small enough for a 2-core CPU in a few minutes, large enough to show learning.
     "quick": Preset(
-        pretrain_steps=120_000,
-        finetune_steps=20_000,
-        retrain_steps=120_000,
-        config=TrainConfig(num_envs=32, eval_every=10_000, eval_episodes=512, replay_capacity=100_000),
+        pretrain_steps=50_000,
+        finetune_steps=10_000,
+        retrain_steps=50_000,
+        config=TrainConfig(num_envs=32, eval_every=5_000, eval_episodes=512, replay_capacity=100_000),
         description="a few minutes on a 2-core CPU",
     ),
     # For tests and notebooks in CI: seconds, not meaningful results.

@@ -14,6 +14,9 @@ from jaxnas.errors import ConfigError
 class TrainConfig:
     """Everything that shapes one Ape-X training run (the task and budget are not part of it).
 
+    The defaults of reward mode, normalisation, horizon, network size and replay ratio come from
+    ``experiments/defaults_study.py`` (README, "Defaults by evidence").
+
     One training *iteration* is: every actor takes ``act_steps`` environment steps, the
     resulting ``act_steps * num_envs`` n-step transitions go into replay, and the learner makes
     ``updates_per_iteration`` updates of ``batch_size`` samples. The replay ratio (learner
@@ -24,7 +27,7 @@ class TrainConfig:
     # Environment
     horizon: int = 20
     reward_mode: str = "value"
-    normalisation: str = "minmax"
+    normalisation: str = "rank"
     # Actors
     num_envs: int = 32
     act_steps: int = 1
@@ -41,7 +44,7 @@ class TrainConfig:
     learning_rate: float = 3e-4
     target_update_period: int = 250
     batch_size: int = 128
-    updates_per_iteration: int = 1
+    updates_per_iteration: int = 2
     per_alpha: float = 0.6
     per_beta: float = 0.4
     per_beta_anneal_steps: int = 0
