@@ -141,9 +141,25 @@ def run_transfer(
     should_stop: Callable[[], bool] = lambda: False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    reuse_scratch: bool = False,
+    devices: int = 1,
+    seeds: int = 1,
 ) -> dict:
     """Runs every phase (reusing a completed pretraining of the same configuration) and returns
-    the results dictionary written to ``results.json``."""
+    the results dictionary written to ``results.json``.
+
+    ``reuse_scratch=True`` also reuses a completed scratch agent of the same configuration, target
+    and seed in ``out_dir`` (it does not depend on the source, so a study that transfers several
+    sources to one target trains it once); by default the scratch agent is trained again."""
+    if devices != 1 or seeds != 1:
+        # ``devices`` > 1: one agent, data-parallel; ``seeds`` > 1: K agents vmapped. Same
+        # phases and schema, plus a ``seeds`` block (see jaxnas.experiments.transfer_multi).
+        from jaxnas.experiments.transfer_multi import run_transfer_multi
+
+        return run_transfer_multi(
+            spec, table, out_dir, devices=devices, seeds=seeds, resume=resume,
+            should_stop=should_stop, progress=progress, log=log, reuse_scratch=reuse_scratch,
+        )
     spec.validate(table)
     out_dir = Path(out_dir)
     cfg = spec.config
@@ -178,12 +194,14 @@ def run_transfer(
     )
     log(f"training from scratch on {spec.target} ({spec.retrain_steps:,} env steps)")
     scratch_digest = _digest(cfg.to_dict(), spec.target, spec.seed, spec.retrain_steps, data_id, "scratch")
-    scratch, _ = _run_or_reuse(
+    scratch, scratch_reused = _run_or_reuse(
         f"scratch {spec.target}", agent, target_env,
         init_train_state(agent, target_env, keys["scratch"]), spec.retrain_steps,
         keys["eval_target"], _phase_dir(out_dir, f"scratch-{spec.target}", scratch_digest),
-        resume, should_stop, progress, reuse_complete=False,
+        resume, should_stop, progress, reuse_complete=reuse_scratch,
     )
+    if scratch_reused:
+        log("  reused the completed scratch agent with the same configuration")
 
     zero_shot = transfer.prefix(0)
     regimes = {

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-steps", type=int, default=None, metavar="N", help="env steps of pretraining on the source (overrides the preset)")
     p.add_argument("--finetune-steps", type=int, default=None, metavar="N", help="env steps of fine-tuning on the target (overrides the preset)")
     p.add_argument("--retrain-steps", type=int, default=None, metavar="N", help="env steps of retraining on the target, also the scratch agent's budget (overrides the preset)")
+    p.add_argument("--devices", type=int, default=1, metavar="D",
+                   help="train data-parallel on D devices, each with its own actors and replay, gradients "
+                        "averaged; budgets count all devices' steps (default: 1, the single-device loop)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="run seeds SEED..SEED+K-1 together (vmapped) and report mean and 95%% interval "
+                        "over seeds (default: 1)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -60,6 +66,7 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     from jaxnas.data import load_table
+    from jaxnas.experiments.compile_cache import enable_compilation_cache
     from jaxnas.experiments.io import write_json
     from jaxnas.experiments.plots import plot_transfer
     from jaxnas.experiments.presets import get_preset
@@ -69,7 +76,14 @@ def _run(args) -> int:
 
     for name in ("pretrain-steps", "finetune-steps", "retrain-steps"):
         _positive(name, getattr(args, name.replace("-", "_")))
+    for name in ("devices", "seeds"):
+        if getattr(args, name) < 1:
+            raise JaxnasError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.devices > 1 and args.seeds > 1:
+        raise JaxnasError("--devices > 1 together with --seeds > 1 is not supported; choose one of them")
+    multi = {k: getattr(args, k) for k in ("devices", "seeds") if getattr(args, k) != 1}
     preset = get_preset(args.preset)
+    enable_compilation_cache()
     table = load_table(args.space, args.data)
     spec = TransferSpec(
         space=args.space,
@@ -87,7 +101,9 @@ def _run(args) -> int:
     start = time.perf_counter()
     with StopRequest() as stop:
         try:
-            results = run_transfer(spec, table, out, resume=args.resume, should_stop=stop, progress=not args.no_progress)
+            results = run_transfer(
+                spec, table, out, resume=args.resume, should_stop=stop, progress=not args.no_progress, **multi
+            )
         except Interrupted as e:
             print(f"{e}\nresume with the same command plus --resume", file=sys.stderr)
             return stop.exit_code or 130
@@ -96,6 +112,11 @@ def _run(args) -> int:
     plot_transfer(results, out / "curves.png")
     print()
     print(summary_table(results))
+    if "seeds" in results:
+        from jaxnas.experiments.transfer_multi import seeds_table
+
+        print()
+        print(seeds_table(results))
     print(f"\nwrote {out / 'results.json'} and {out / 'curves.png'} ({results['total_wall_clock_s']:.0f} s)")
     return 0
 
