@@ -82,6 +82,7 @@ def test_advantage_of_action_p_v_is_read_off_position_p():
     p = 2
     # Row 1 is row 0 with token p changed.
     obs.tokens[1], obs.action_mask[1] = obs.tokens[0], obs.action_mask[0]
+    obs.visited[1] = obs.visited[0]
     obs.tokens[1, p] = (obs.tokens[0, p] + 1) % V
     q = np.asarray(jax.jit(net.apply)(params, obs))[:2].reshape(2, L, V)
     within_row = q - q[:, :, :1]
