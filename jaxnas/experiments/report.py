@@ -288,8 +288,8 @@ def plot_heatmap(study: dict, path) -> Path:
     vmax = max(float(np.abs(finite).max()), 1e-3)
     norm = TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
     n = len(tasks)
-    fig, axes = plt.subplots(1, len(HEATMAP_REGIMES), figsize=(4.2 * len(HEATMAP_REGIMES) + 1.2, 0.9 * n + 2.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(HEATMAP_REGIMES), figsize=(4.2 * len(HEATMAP_REGIMES) + 1.2, 4.8),
+                             squeeze=False, layout="constrained")
     im = None
     for k, (ax, regime) in enumerate(zip(axes[0], HEATMAP_REGIMES)):
         mean, hw = mats[regime]
@@ -310,7 +310,7 @@ def plot_heatmap(study: dict, path) -> Path:
         ax.set_xlabel("target")
         ax.set_title(REGIME_LABEL[regime])
     axes[0][0].set_ylabel("source (pretrained on)")
-    cbar = fig.colorbar(im, ax=list(axes[0]), shrink=0.85)
+    cbar = fig.colorbar(im, ax=list(axes[0]), shrink=0.8)
     cbar.set_label("final score \u2212 scratch final score")
     seeds = study["study"]["seeds"]
     fig.suptitle(f"{study['study']['space']}: transfer vs scratch, mean over {seeds} seed(s)"

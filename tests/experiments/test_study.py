@@ -39,6 +39,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _env():
     env = dict(os.environ)
+    # This checkout's jaxnas, whatever `pip install -e` points at (a script's sys.path starts
+    # with its own folder, not the repository).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -43,7 +43,9 @@ def executed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebooks")
     env = dict(os.environ)
     env.update(JAXNAS_NOTEBOOK_QUICK="1", JAXNAS_NOTEBOOK_OUT=str(tmp / "out"),
-               JAXNAS_STUDY_DIR=str(tmp / "study"), JAXNAS_DATA=str(DATA))
+               JAXNAS_STUDY_DIR=str(tmp / "study"), JAXNAS_DATA=str(DATA),
+               # The kernel must import this checkout's jaxnas, whatever `pip install -e` points at.
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     procs = {
         name: subprocess.Popen(
             [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
