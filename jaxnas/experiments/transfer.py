@@ -203,24 +203,42 @@ def run_transfer(
     if scratch_reused:
         log("  reused the completed scratch agent with the same configuration")
 
-    zero_shot = transfer.prefix(0)
+    regimes = regimes_of(spec, transfer, scratch)
+    random_walk = evaluate(
+        agent.apply_fn, pretrain.state.learner.params, target_env, keys["eval_target"],
+        cfg.eval_episodes, epsilon=1.0,
+    )
+    pretrain_block = {**_regime(pretrain), "task": spec.source, "reused_checkpoint": reused}
+    return results_dict(spec, table, target_env, regimes, random_walk, pretrain_block, keys["baselines"])
+
+
+def regimes_of(spec: TransferSpec, transfer: PhaseResult, scratch: PhaseResult) -> dict:
+    """The ``regimes`` block of one agent: zero-shot is the transfer run's first evaluation,
+    fine-tune and retrain its prefixes."""
     regimes = {
         "scratch": _regime(scratch),
-        "zero_shot": _regime(zero_shot),
+        "zero_shot": _regime(transfer.prefix(0)),
         "finetune": _regime(transfer.prefix(spec.finetune_steps)),
         "retrain": _regime(transfer.prefix(spec.retrain_steps)),
     }
     regimes["zero_shot"]["wall_clock_s"] = 0.0
     regimes["zero_shot"]["env_steps_per_s"] = None
+    return add_time_to_match(regimes)
+
+
+def add_time_to_match(regimes: dict) -> dict:
     scratch_final = regimes["scratch"]["final"]["normalised_score"]
     for r in regimes.values():
         r["time_to_match"] = time_to_match(r["curve"], scratch_final)
+    return regimes
 
-    random_walk = evaluate(
-        agent.apply_fn, pretrain.state.learner.params, target_env, keys["eval_target"],
-        cfg.eval_episodes, epsilon=1.0,
-    )
-    baselines = baseline_reference(target_env, regimes, spec.baseline_seeds, keys["baselines"])
+
+def results_dict(
+    spec: TransferSpec, table: BenchmarkTable, target_env: NASEnv, regimes: dict,
+    random_walk: dict, pretrain_block: dict, baselines_key,
+) -> dict:
+    """The ``results.json`` dictionary (schema in the README); the one place that builds it."""
+    baselines = baseline_reference(target_env, regimes, spec.baseline_seeds, baselines_key)
     valid = np.asarray(target_env.valid)
     return {
         "config": {**spec.to_dict(), "data": table.source},
@@ -232,7 +250,7 @@ def run_transfer(
         "regimes": regimes,
         "baselines": baselines,
         "random_walk": random_walk,
-        "pretrain": {**_regime(pretrain), "task": spec.source, "reused_checkpoint": reused},
+        "pretrain": pretrain_block,
     }
 
 

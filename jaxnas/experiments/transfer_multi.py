@@ -71,22 +71,6 @@ def _mean_dict(dicts: list[dict]) -> dict:
     return out
 
 
-def _regimes(spec, pretrain, transfer, scratch) -> dict:
-    """The regimes block of one agent, as ``run_transfer`` builds it."""
-    regimes = {
-        "scratch": T._regime(scratch),
-        "zero_shot": T._regime(transfer.prefix(0)),
-        "finetune": T._regime(transfer.prefix(spec.finetune_steps)),
-        "retrain": T._regime(transfer.prefix(spec.retrain_steps)),
-    }
-    regimes["zero_shot"]["wall_clock_s"] = 0.0
-    regimes["zero_shot"]["env_steps_per_s"] = None
-    scratch_final = regimes["scratch"]["final"]["normalised_score"]
-    for r in regimes.values():
-        r["time_to_match"] = T.time_to_match(r["curve"], scratch_final)
-    return regimes
-
-
 def _mean_regime(regs: list[dict]) -> dict:
     first = regs[0]
     return {
@@ -221,7 +205,7 @@ def run_transfer_multi(
         log("  reused the completed scratch agent with the same configuration")
 
     pre_m, tr_m, sc_m = members(pretrain), members(transfer), members(scratch)
-    per_seed = [_regimes(spec, p, t, s) for p, t, s in zip(pre_m, tr_m, sc_m)]
+    per_seed = [T.regimes_of(spec, t, s) for t, s in zip(tr_m, sc_m)]
     # epsilon = 1: the parameters are not used, only the key.
     random_walks = [
         evaluate(agent.apply_fn, params_of(pretrain, i), target_env, k["eval_target"], cfg.eval_episodes, epsilon=1.0)
@@ -235,26 +219,13 @@ def run_transfer_multi(
         regimes = {name: _mean_regime([r[name] for r in per_seed]) for name in T.REGIMES}
         regimes["zero_shot"]["wall_clock_s"] = 0.0
         regimes["zero_shot"]["env_steps_per_s"] = None
-        scratch_final = regimes["scratch"]["final"]["normalised_score"]
-        for r in regimes.values():
-            r["time_to_match"] = T.time_to_match(r["curve"], scratch_final)
+        regimes = T.add_time_to_match(regimes)
         random_walk = _mean_dict(random_walks)
         pretrain_block = {**_mean_regime(pretrain_blocks), "task": spec.source, "reused_checkpoint": reused}
 
-    baselines = T.baseline_reference(target_env, regimes, spec.baseline_seeds, per_seed_keys[0]["baselines"])
-    valid = np.asarray(target_env.valid)
-    results = {
-        "config": {**spec.to_dict(), "data": table.source},
-        "space": spec.space,
-        "source": spec.source,
-        "target": spec.target,
-        "global_best_valid": float(valid.max()),
-        "global_worst_valid": float(valid.min()),
-        "regimes": regimes,
-        "baselines": baselines,
-        "random_walk": random_walk,
-        "pretrain": pretrain_block,
-    }
+    results = T.results_dict(
+        spec, table, target_env, regimes, random_walk, pretrain_block, per_seed_keys[0]["baselines"]
+    )
     if devices > 1:
         results["config"]["devices"] = devices
     if seeds > 1:
